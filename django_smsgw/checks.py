@@ -1,0 +1,86 @@
+"""System checks (``manage.py check``): misconfiguration is reported here, not by a crash."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from django.core.checks import Error, Tags, Warning, register
+from django.utils.module_loading import import_string
+
+from . import conf
+from .protocol import codes
+
+HTTP_BACKEND = "django_smsgw.backends.http.HttpBackend"
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs=None, **kwargs):
+    issues = []
+    unknown = sorted(set(conf.user_settings()) - set(conf.DEFAULTS))
+    if unknown:
+        issues.append(
+            Warning(
+                f"SMSGW has unknown key(s): {', '.join(unknown)}.",
+                hint=f"Known keys: {', '.join(conf.DEFAULTS)}.",
+                id="smsgw.W001",
+            )
+        )
+    backend = conf.get("BACKEND")
+    try:
+        import_string(backend)
+    except ImportError as exc:
+        issues.append(
+            Error(f"SMSGW['BACKEND'] {backend!r} cannot be imported: {exc}", id="smsgw.E001")
+        )
+    if conf.get("DEFAULT_CHANNEL") not in codes.CHANNELS:
+        issues.append(
+            Error(
+                f"SMSGW['DEFAULT_CHANNEL'] is {conf.get('DEFAULT_CHANNEL')!r}.",
+                hint=f"Use one of {', '.join(codes.CHANNELS)}.",
+                id="smsgw.E002",
+            )
+        )
+    try:
+        connect, read = conf.timeout()
+        valid_timeout = connect > 0 and read > 0
+    except (TypeError, ValueError):
+        valid_timeout = False
+    if not valid_timeout:
+        issues.append(
+            Error(
+                f"SMSGW['TIMEOUT'] is {conf.get('TIMEOUT')!r}.",
+                hint="A positive number of seconds, or a (connect, read) pair.",
+                id="smsgw.E003",
+            )
+        )
+    if backend == HTTP_BACKEND:
+        issues.extend(check_http_backend())
+    retries = conf.get("CONNECT_RETRIES")
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10:
+        issues.append(
+            Error(f"SMSGW['CONNECT_RETRIES'] is {retries!r}.", hint="0 to 10.", id="smsgw.E006")
+        )
+    return issues
+
+
+def check_http_backend():
+    issues = []
+    if not conf.get("API_KEY"):
+        issues.append(
+            Error(
+                "SMSGW['API_KEY'] is not set.",
+                hint="Set it, or the SMSGW_API_KEY environment variable.",
+                id="smsgw.E004",
+            )
+        )
+    base_url = conf.get("BASE_URL")
+    parts = urlsplit(base_url or "")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        issues.append(
+            Error(
+                f"SMSGW['BASE_URL'] is {base_url!r}; it must be the provider's server URL.",
+                hint="For example http://203.0.113.5 (or set SMSGW_BASE_URL).",
+                id="smsgw.E005",
+            )
+        )
+    return issues

@@ -1,0 +1,65 @@
+"""The app's settings: one ``SMSGW`` dict, read on every access so ``override_settings`` works.
+
+Every key, its default and its environment variable are listed in ``DEFAULTS`` / ``ENV_FALLBACKS``
+below; README.rst documents them. Misconfiguration is reported by the system checks in
+``checks.py``, never by a crash at import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import environ
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    "API_KEY": "",
+    "BASE_URL": "",
+    "DEFAULT_CHANNEL": "reguler",
+    "CALLBACK_URL": "",
+    "CALLBACK_SECRET": "",
+    "CALLBACK_ALLOWED_IPS": [],
+    "CALLBACK_TRUSTED_PROXY_HEADER": "",
+    "TIMEOUT": 10,
+    "BACKEND": "django_smsgw.backends.http.HttpBackend",
+    "QUEUE": False,
+    "URLENCODE_MESSAGE": False,
+    "CONNECT_RETRIES": 2,
+    "RETRY_BACKOFF": 0.5,
+}
+
+# Secrets and per-deployment addresses may come from the environment instead of settings.py.
+ENV_FALLBACKS = {"API_KEY": "SMSGW_API_KEY", "BASE_URL": "SMSGW_BASE_URL"}
+
+_env = environ.Env()
+
+
+def user_settings() -> dict[str, Any]:
+    return getattr(settings, "SMSGW", None) or {}
+
+
+def get(name: str) -> Any:
+    """The value of one key: the ``SMSGW`` dict, else its environment variable, else the default."""
+    configured = user_settings()
+    if name in configured:
+        return configured[name]
+    if name in ENV_FALLBACKS:
+        return _env.str(ENV_FALLBACKS[name], default=DEFAULTS[name])
+    return DEFAULTS[name]
+
+
+def timeout() -> tuple[float, float]:
+    """(connect, read) seconds for ``requests``; a single number applies to both."""
+    value = get("TIMEOUT")
+    if isinstance(value, (tuple, list)):
+        connect, read = value
+        return float(connect), float(read)
+    return float(value), float(value)
+
+
+def callback_secrets() -> list[str]:
+    """Every accepted callback secret; a list lets a secret be rotated without losing reports."""
+    value = get("CALLBACK_SECRET")
+    if isinstance(value, str):
+        return [value] if value else []
+    return [secret for secret in value if secret]

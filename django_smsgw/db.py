@@ -1,0 +1,126 @@
+"""Set-based writes for the send path: a chunk of 1,000 messages in one statement each way.
+
+Why not ``bulk_create`` / ``bulk_update``: Django 5.2 assumes SQLite's old limit of 999
+parameters per statement (SQLite ≥ 3.32 allows 32,766 and reports its limit at run time), so
+1,000 messages took 23 INSERTs; its per-value preparation dominated a chunk's time, and
+``bulk_update`` builds a ``CASE WHEN`` per field that grows quadratically. Here every value
+that needs no conversion goes to the driver as it is, and updates are one ``executemany`` by
+primary key. Databases without ``INSERT … RETURNING`` fall back to the ORM.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.db import connections, router, transaction
+from django.db.models import Field, Model
+from django.utils import timezone
+
+# Field types whose Python value the database drivers take unchanged.
+PLAIN_TYPES = {
+    "AutoField",
+    "BigAutoField",
+    "BigIntegerField",
+    "BooleanField",
+    "CharField",
+    "ForeignKey",
+    "IntegerField",
+    "PositiveIntegerField",
+    "PositiveSmallIntegerField",
+    "SmallIntegerField",
+    "TextField",
+}
+
+
+def converter(field: Field, connection) -> Callable[[Any], Any]:
+    if field.get_internal_type() in PLAIN_TYPES:
+        return lambda value: value
+    last: list[Any] = [None, None]  # a chunk's rows mostly share one timestamp: convert it once
+
+    def convert(value: Any) -> Any:
+        if value is None:
+            return None
+        if value is not last[0]:
+            last[:] = [value, field.get_db_prep_save(value, connection)]
+        return last[1]
+
+    return convert
+
+
+def stamp(objs: Sequence[Model], fields: Sequence[Field], *, add: bool) -> None:
+    """What ``auto_now`` / ``auto_now_add`` would set, one timestamp for the whole chunk."""
+    auto = [
+        field
+        for field in fields
+        if getattr(field, "auto_now", False) or (add and getattr(field, "auto_now_add", False))
+    ]
+    if auto:
+        now = timezone.now()
+        for obj in objs:
+            for field in auto:
+                setattr(obj, field.attname, now)
+
+
+def max_params(connection) -> int:
+    if connection.vendor == "sqlite":
+        return connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    return 65535  # PostgreSQL's protocol limit
+
+
+def insert_returning_ids(objs: Sequence[Model]) -> None:
+    """INSERT ``objs`` (all of one model, not yet saved) and set their primary keys."""
+    if not objs:
+        return
+    model = type(objs[0])
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor not in ("sqlite", "postgresql"):
+        model._default_manager.bulk_create(objs)
+        return
+    connection.ensure_connection()
+    meta = model._meta
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    stamp(objs, fields, add=True)
+    convert = [(field.attname, converter(field, connection)) for field in fields]
+    rows = [[conv(getattr(obj, attname)) for attname, conv in convert] for obj in objs]
+    quote = connection.ops.quote_name
+    head = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) VALUES "
+    )
+    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    per_statement = max(1, max_params(connection) // len(fields))
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), per_statement):
+            part = rows[start : start + per_statement]
+            cursor.execute(
+                head + ", ".join([row_sql] * len(part)) + f" RETURNING {quote(meta.pk.column)}",
+                [value for row in part for value in row],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+            for obj, pk in zip(objs[start : start + per_statement], ids, strict=True):
+                obj.pk = pk
+                obj._state.adding = False
+                obj._state.db = connection.alias
+
+
+def update_fields(objs: Sequence[Model], field_names: Sequence[str]) -> None:
+    """UPDATE ``field_names`` of each saved obj, by primary key, in one ``executemany``."""
+    if not objs:
+        return
+    model = type(objs[0])
+    connection = connections[router.db_for_write(model)]
+    meta = model._meta
+    fields = [meta.get_field(name) for name in field_names]
+    stamp(objs, fields, add=False)
+    quote = connection.ops.quote_name
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET "
+        + ", ".join(f"{quote(field.column)} = %s" for field in fields)
+        + f" WHERE {quote(meta.pk.column)} = %s"
+    )
+    convert = [(field.attname, converter(field, connection)) for field in fields]
+    params = [[conv(getattr(obj, attname)) for attname, conv in convert] + [obj.pk] for obj in objs]
+    # One transaction: in autocommit each row of an executemany would commit (and sync) alone.
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.executemany(sql, params)

@@ -1,0 +1,6 @@
+"""What the app does, independent of how it is called (code, admin, commands, tasks)."""
+
+from .balance import check_balance
+from .sending import send_bulk, send_sms
+
+__all__ = ["check_balance", "send_bulk", "send_sms"]
