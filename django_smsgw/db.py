@@ -122,5 +122,5 @@ def update_fields(objs: Sequence[Model], field_names: Sequence[str]) -> None:
     convert = [(field.attname, converter(field, connection)) for field in fields]
     params = [[conv(getattr(obj, attname)) for attname, conv in convert] + [obj.pk] for obj in objs]
     # One transaction: in autocommit each row of an executemany would commit (and sync) alone.
-    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+    with transaction.atomic(using=connection.alias, savepoint=False), connection.cursor() as cursor:
         cursor.executemany(sql, params)

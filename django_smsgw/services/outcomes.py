@@ -53,7 +53,7 @@ def record_on_batch(
     changes = {name: F(name) + count for name, count in counts.items()}
     if total:
         changes["total_count"] = F("total_count") + total
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         if request is not None:
             # Row-locked read-modify-write: workers may record chunks of one batch at once.
             log = SmsBatch.objects.select_for_update().values_list("requests", flat=True)

@@ -61,30 +61,21 @@ def send_sms(
     queued = resolve_queue(queue)
     backend = None if queued else get_backend()  # a configuration error stops us before storing
     record.status = Status.QUEUED if queued else Status.SENDING
-    with transaction.atomic():
-        record.batch = SmsBatch.objects.create(
-            kind=SmsBatch.Kind.SINGLE,
-            channel=channel,
-            total_count=1,
-            queued_count=int(queued),
-        )
-        record.save(force_insert=True)
-    if queued:
-        return record
-    error = submit_chunk(backend, record.batch, channel, [record])
+    record.batch = SmsBatch.objects.create(kind=SmsBatch.Kind.SINGLE, channel=channel)
+    error = store_and_submit(backend, record.batch, channel, [record])
     if error is not None:
         raise error
-    if record.status != Status.ACCEPTED:
-        error_class = OutcomeUnknown if record.status == Status.UNKNOWN else MessageRefused
-        raise error_class(
-            record.error,
-            code=record.sending_status,
-            text=record.sending_status_text,
-            messages=[record],
-            batch=record.batch,
-            response=record.provider_reply,
-        )
-    return record
+    if record.status in (Status.QUEUED, Status.ACCEPTED):
+        return record
+    error_class = OutcomeUnknown if record.status == Status.UNKNOWN else MessageRefused
+    raise error_class(
+        record.error,
+        code=record.sending_status,
+        text=record.sending_status_text,
+        messages=[record],
+        batch=record.batch,
+        response=record.provider_reply,
+    )
 
 
 def send_bulk(
@@ -109,17 +100,35 @@ def send_bulk(
     batch = SmsBatch.objects.create(kind=SmsBatch.Kind.BULK, channel=channel)
     for chunk in chunked(items, CHUNK_SIZE):
         records = [build_record(batch, channel, item, send_at, queued) for item in chunk]
-        db.insert_returning_ids(records)
-        invalid = [record.status for record in records if record.status == Status.REJECTED]
-        if queued:
-            outcomes.record_on_batch(batch, [r.status for r in records], total=len(records))
-            continue
-        outcomes.record_on_batch(batch, invalid, total=len(records))
-        pending = [record for record in records if record.status == Status.SENDING]
-        error = submit_chunk(backend, batch, channel, pending) if pending else None
+        error = store_and_submit(backend, batch, channel, records)
         if error is not None:
             raise error
     return batch
+
+
+def store_and_submit(
+    backend: BaseBackend | None, batch: SmsBatch, channel: str, records: list[SmsMessage]
+) -> GatewayError | None:
+    """Store a chunk (≤1,000 unsaved messages of ``batch``) and send those marked ``sending``.
+
+    Messages already ``rejected`` or ``queued`` are stored and counted, not sent. Every message
+    is stored before the request is made, and its outcome recorded before anything is raised.
+    Returns the exception to raise when the request as a whole failed, else None.
+    """
+    db.insert_returning_ids(records)
+    ready = [record for record in records if record.status == Status.SENDING]
+    error, request = submit(backend, channel, ready) if ready else (None, None)
+    with transaction.atomic(savepoint=False):
+        outcomes.save_outcomes(ready)
+        outcomes.record_on_batch(
+            batch, [record.status for record in records], total=len(records), request=request
+        )
+    outcomes.notify([(record, Status.SENDING, record.status) for record in ready])
+    if error is not None:
+        error.messages = ready
+        error.batch = batch
+        logger.warning("batch %s: %d message(s) not sent: %s", batch.pk, len(ready), error.reason)
+    return error
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -156,13 +165,13 @@ def unpack_item(item: Any) -> tuple[Any, Any, Any]:
     return repr(item)[:20], f"not a (number, message) pair or a dict: {item!r:.200}", None
 
 
-def submit_chunk(
-    backend: BaseBackend, batch: SmsBatch, channel: str, records: list[SmsMessage]
-) -> GatewayError | None:
-    """Send ``records`` (already stored as ``sending``) in one request and record the outcome.
+def submit(
+    backend: BaseBackend, channel: str, records: list[SmsMessage]
+) -> tuple[GatewayError | None, dict[str, Any]]:
+    """Send ``records`` in one request; set each one's outcome (in memory only).
 
-    Returns the exception to raise when the whole request failed (after it is recorded on
-    every message and on the batch), else None.
+    Returns the exception for a request that failed as a whole (None if it was answered) and
+    the entry for the batch's request log.
     """
     packets = [OutgoingPacket(r.number, r.message, r.send_at) for r in records]
     started_at = timezone.now()
@@ -194,22 +203,9 @@ def submit_chunk(
         else:
             match_packets(records, reply.packets)
     duration_ms = round((time.monotonic() - started) * 1000, 1)
-    changes = []
     for record in records:
         record.request_started_at = started_at
-        changes.append((record, Status.SENDING, record.status))
-    outcomes.save_outcomes(records)
-    outcomes.record_on_batch(
-        batch,
-        [record.status for record in records],
-        request=log_entry(backend, channel, packets, started_at, duration_ms, reply, error),
-    )
-    outcomes.notify(changes)
-    if error is not None:
-        error.messages = records
-        error.batch = batch
-        logger.warning("batch %s: %d message(s) not sent: %s", batch.pk, len(records), error.reason)
-    return error
+    return error, log_entry(backend, channel, packets, started_at, duration_ms, reply, error)
 
 
 def match_packets(records: list[SmsMessage], packets: list[PacketResult]) -> None:

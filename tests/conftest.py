@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import pytest
+
+from django_smsgw.backends import locmem
+from django_smsgw.simulator import Simulator
+
+API_KEY = "test-key"
+
+
+@pytest.fixture(scope="session")
+def running_simulator():
+    with Simulator(api_key=API_KEY, callback_delay=0.05) as sim:
+        yield sim
+
+
+@pytest.fixture
+def simulator(running_simulator, settings):
+    """The provider simulator over real HTTP, fresh for each test, and the app pointed at it."""
+    running_simulator.reset()
+    settings.SMSGW = {
+        **settings.SMSGW,
+        "API_KEY": API_KEY,
+        "BASE_URL": running_simulator.base_url,
+        "BACKEND": "django_smsgw.backends.http.HttpBackend",
+        "TIMEOUT": (2, 2),
+    }
+    yield running_simulator
+    running_simulator.reset()
+
+
+@pytest.fixture
+def outbox():
+    locmem.outbox.clear()
+    yield locmem.outbox
+    locmem.outbox.clear()
