@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
 
 from django.db import transaction
 from django.db.models import F
@@ -46,25 +45,23 @@ def save_outcomes(messages: list[SmsMessage]) -> None:
 
 
 def record_on_batch(
-    batch: SmsBatch, statuses: Iterable[str], *, total: int = 0, request: dict | None = None
+    batch_id: int, delta: Counter, *, total: int = 0, request: dict | None = None
 ) -> None:
-    """Add a chunk's outcome to the batch's counts (and its request to the batch's log)."""
-    counts = Counter(BATCH_COUNTERS[status] for status in statuses if status in BATCH_COUNTERS)
-    changes = {name: F(name) + count for name, count in counts.items()}
+    """Move the batch's counts by ``delta`` (status -> change) and log its provider request."""
+    changes = {
+        BATCH_COUNTERS[status]: F(BATCH_COUNTERS[status]) + count
+        for status, count in delta.items()
+        if status in BATCH_COUNTERS and count
+    }
     if total:
         changes["total_count"] = F("total_count") + total
     with transaction.atomic(savepoint=False):
         if request is not None:
             # Row-locked read-modify-write: workers may record chunks of one batch at once.
             log = SmsBatch.objects.select_for_update().values_list("requests", flat=True)
-            changes["requests"] = [*log.get(pk=batch.pk), request]
+            changes["requests"] = [*log.get(pk=batch_id), request]
         if changes:
-            SmsBatch.objects.filter(pk=batch.pk).update(**changes)
-    for name, count in counts.items():
-        setattr(batch, name, getattr(batch, name) + count)
-    batch.total_count += total
-    if request is not None:
-        batch.requests = changes["requests"]
+            SmsBatch.objects.filter(pk=batch_id).update(**changes)
 
 
 def notify(changes: list[StatusChange]) -> None:

@@ -10,6 +10,7 @@ import datetime as dt
 import itertools
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -102,7 +103,9 @@ def send_bulk(
         records = [build_record(batch, channel, item, send_at, queued) for item in chunk]
         error = store_and_submit(backend, batch, channel, records)
         if error is not None:
+            batch.refresh_from_db()
             raise error
+    batch.refresh_from_db()
     return batch
 
 
@@ -112,22 +115,45 @@ def store_and_submit(
     """Store a chunk (≤1,000 unsaved messages of ``batch``) and send those marked ``sending``.
 
     Messages already ``rejected`` or ``queued`` are stored and counted, not sent. Every message
-    is stored before the request is made, and its outcome recorded before anything is raised.
-    Returns the exception to raise when the request as a whole failed, else None.
+    is stored before the request is made. Returns the exception to raise when the request as a
+    whole failed (see ``deliver``), else None.
     """
     db.insert_returning_ids(records)
+    settled = Counter(record.status for record in records if record.status != Status.SENDING)
+    outcomes.record_on_batch(batch.pk, settled, total=len(records))
     ready = [record for record in records if record.status == Status.SENDING]
-    error, request = submit(backend, channel, ready) if ready else (None, None)
+    return deliver(backend, channel, ready) if ready else None
+
+
+def deliver(
+    backend: BaseBackend,
+    channel: str,
+    records: list[SmsMessage],
+    *,
+    previous: str = Status.SENDING,
+) -> GatewayError | None:
+    """Send stored messages (all ``sending``, one channel, ≤1,000) in one request and record
+    the outcome: the messages, their batches' counts and request logs, then the signal.
+
+    ``previous`` is the status the batches counted them under (``queued`` for messages a worker
+    claimed; ``sending`` is not counted). Returns the exception to raise when the request as a
+    whole failed, after everything is recorded; else None.
+    """
+    error, request = submit(backend, channel, records)
+    by_batch: dict[int, list[SmsMessage]] = {}
+    for record in records:
+        by_batch.setdefault(record.batch_id, []).append(record)
     with transaction.atomic(savepoint=False):
-        outcomes.save_outcomes(ready)
-        outcomes.record_on_batch(
-            batch, [record.status for record in records], total=len(records), request=request
-        )
-    outcomes.notify([(record, Status.SENDING, record.status) for record in ready])
+        outcomes.save_outcomes(records)
+        for batch_id, group in by_batch.items():
+            delta = Counter(record.status for record in group)
+            delta[previous] -= len(group)
+            outcomes.record_on_batch(batch_id, delta, request=request)
+    outcomes.notify([(record, previous, record.status) for record in records])
     if error is not None:
-        error.messages = ready
-        error.batch = batch
-        logger.warning("batch %s: %d message(s) not sent: %s", batch.pk, len(ready), error.reason)
+        error.messages = records
+        error.batch = records[0].batch
+        logger.warning("%d message(s) not sent: %s", len(records), error.reason)
     return error
 
 
