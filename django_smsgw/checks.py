@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from django.core.checks import Error, Tags, Warning, register
@@ -55,6 +56,7 @@ def check_settings(app_configs=None, **kwargs):
         )
     if backend == HTTP_BACKEND:
         issues.extend(check_http_backend())
+    issues.extend(check_callbacks())
     retries = conf.get("CONNECT_RETRIES")
     if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10:
         issues.append(
@@ -83,4 +85,54 @@ def check_http_backend():
                 id="smsgw.E005",
             )
         )
+    return issues
+
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "testserver")
+
+
+def check_callbacks():
+    issues = []
+    secrets = conf.callback_secrets()
+    callback_url = conf.get("CALLBACK_URL")
+    if not secrets:
+        issues.append(
+            Warning(
+                "SMSGW['CALLBACK_SECRET'] is not set: the callback view refuses every delivery "
+                "report.",
+                hint="Set a long random secret and put it at the end of CALLBACK_URL; silence "
+                "smsgw.W002 if you do not use delivery reports.",
+                id="smsgw.W002",
+            )
+        )
+    if callback_url:
+        parts = urlsplit(callback_url)
+        if parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS:
+            issues.append(
+                Warning(
+                    f"SMSGW['CALLBACK_URL'] {callback_url!r} is plain http: the secret in its "
+                    "path travels in clear.",
+                    hint="Use https.",
+                    id="smsgw.W003",
+                )
+            )
+        if secrets and not any(parts.path.rstrip("/").endswith("/" + s) for s in secrets):
+            issues.append(
+                Warning(
+                    "SMSGW['CALLBACK_URL'] does not end with any CALLBACK_SECRET: the provider's "
+                    "reports will be refused.",
+                    hint="…/smsgw/callback/<secret>/",
+                    id="smsgw.W004",
+                )
+            )
+    for network in conf.get("CALLBACK_ALLOWED_IPS"):
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except (TypeError, ValueError):
+            issues.append(
+                Error(
+                    f"SMSGW['CALLBACK_ALLOWED_IPS'] has {network!r}, not an address or network.",
+                    id="smsgw.E007",
+                )
+            )
     return issues

@@ -18,8 +18,11 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_CHANNEL": "reguler",
     "CALLBACK_URL": "",
     "CALLBACK_SECRET": "",
+    # Addresses or networks ("203.0.113.0/24") allowed to POST callbacks; empty = any.
     "CALLBACK_ALLOWED_IPS": [],
-    "CALLBACK_TRUSTED_PROXY_HEADER": "",
+    # The request.META key your own proxy sets to the client address (e.g.
+    # "HTTP_X_FORWARDED_FOR"); empty = REMOTE_ADDR. Never trusted unless set.
+    "CALLBACK_CLIENT_IP_HEADER": "",
     "TIMEOUT": 10,
     "BACKEND": "django_smsgw.backends.http.HttpBackend",
     "QUEUE": False,

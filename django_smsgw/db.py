@@ -90,7 +90,8 @@ def insert_returning_ids(objs: Sequence[Model]) -> None:
     )
     row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
     per_statement = max(1, max_params(connection) // len(fields))
-    with connection.cursor() as cursor:
+    # Several statements when the rows exceed the parameter limit: all of them, or none.
+    with transaction.atomic(using=connection.alias, savepoint=False), connection.cursor() as cursor:
         for start in range(0, len(rows), per_statement):
             part = rows[start : start + per_statement]
             cursor.execute(
@@ -124,3 +125,41 @@ def update_fields(objs: Sequence[Model], field_names: Sequence[str]) -> None:
     # One transaction: in autocommit each row of an executemany would commit (and sync) alone.
     with transaction.atomic(using=connection.alias, savepoint=False), connection.cursor() as cursor:
         cursor.executemany(sql, params)
+
+
+def update_returning_ids(
+    model: type[Model], pks: Sequence[int], values: dict[str, Any], *, where: dict[str, Any]
+) -> set[int]:
+    """UPDATE the rows ``pks`` that still match ``where``; the primary keys actually updated.
+
+    A conditional update instead of read-modify-write: when two requests race for one row,
+    the database lets exactly one of them match, so exactly one reports the change.
+    """
+    if not pks:
+        return set()
+    connection = connections[router.db_for_write(model)]
+    queryset = model._default_manager.filter(pk__in=pks, **where)
+    if connection.vendor not in ("sqlite", "postgresql"):  # no UPDATE … RETURNING
+        with transaction.atomic(using=connection.alias, savepoint=False):
+            matched = set(queryset.select_for_update().values_list("pk", flat=True))
+            model._default_manager.filter(pk__in=matched).update(**values)
+        return matched
+    meta = model._meta
+    quote = connection.ops.quote_name
+    fields = [meta.get_field(name) for name in values]
+    conditions = [meta.get_field(name) for name in where]
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET "
+        + ", ".join(f"{quote(field.column)} = %s" for field in fields)
+        + f" WHERE {quote(meta.pk.column)} IN ({', '.join(['%s'] * len(pks))})"
+        + "".join(f" AND {quote(field.column)} = %s" for field in conditions)
+        + f" RETURNING {quote(meta.pk.column)}"
+    )
+    params = [
+        *(converter(field, connection)(values[field.name]) for field in fields),
+        *pks,
+        *(converter(field, connection)(where[field.name]) for field in conditions),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[0] for row in cursor.fetchall()}

@@ -1,4 +1,9 @@
+from django.urls import path
+
+from .views import CallbackView
+
 app_name = "smsgw"
 
-# The delivery callback view is added here by the callbacks work (SPEC §5).
-urlpatterns: list = []
+urlpatterns = [
+    path("callback/<str:secret>/", CallbackView.as_view(), name="callback"),
+]

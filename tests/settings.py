@@ -48,4 +48,5 @@ SMSGW = {
     "BASE_URL": "http://127.0.0.1:9",  # tests point it at a running simulator
     "BACKEND": "django_smsgw.backends.locmem.LocmemBackend",
     "RETRY_BACKOFF": 0.01,
+    "CALLBACK_SECRET": "test-secret",
 }

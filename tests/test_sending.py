@@ -349,11 +349,22 @@ def rows(count: int, prefix: str = "0812"):
     return [(f"{prefix}{index:08d}", f"Halo {index}") for index in range(count)]
 
 
+def count_queries(function) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as context:
+        function()
+    return len(context)
+
+
 def test_bulk_of_2500_makes_3_requests_and_a_constant_number_of_queries_per_chunk(
     simulator, django_assert_max_num_queries
 ):
-    # 1 for the batch, then per chunk: insert, batch counts, outcome update, batch log.
-    with django_assert_max_num_queries(1 + 3 * 6):
+    # Per chunk: insert, batch counts, outcome update, batch log (lock + update), waiting
+    # reports, and the savepoint pair of the test's own transaction; plus the batch itself
+    # and its final refresh.
+    with django_assert_max_num_queries(2 + 3 * 8):
         batch = send_bulk(rows(2500))
     assert simulator.state()["send_requests"] == 3
     assert simulator.state()["packets_accepted"] == 2500
@@ -361,6 +372,13 @@ def test_bulk_of_2500_makes_3_requests_and_a_constant_number_of_queries_per_chun
     assert len(batch.requests) == 3
     assert [entry["messages"] for entry in batch.requests] == [1000, 1000, 500]
     assert SmsMessage.objects.filter(status=Status.ACCEPTED).count() == 2500
+
+
+def test_queries_grow_with_chunks_not_with_messages(simulator):
+    # Two queries per call (create the batch, refresh it at the end), the rest per chunk.
+    one_chunk = count_queries(lambda: send_bulk(rows(1, "0813")))
+    assert count_queries(lambda: send_bulk(rows(1000, "0814"))) == one_chunk
+    assert count_queries(lambda: send_bulk(rows(3000, "0815"))) == 2 + 3 * (one_chunk - 2)
 
 
 def test_bulk_matches_each_packet_to_its_message(simulator):

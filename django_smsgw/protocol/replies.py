@@ -189,16 +189,33 @@ def parse_callback(data: Any) -> list[DeliveryUpdate]:
     return [parse_delivery_update(item, index) for index, item in enumerate(items)]
 
 
+# A sending id is a positive 64-bit integer; a delivery code fits the small integer we store.
+MAX_SENDING_ID = 2**63 - 1
+MAX_DELIVERY_CODE = 32767
+
+
 def parse_delivery_update(entry: Any, index: int) -> DeliveryUpdate:
     what = f"status_respon[{index}]"
     item = lower_keys(entry, what)
     for key in ("sendingid", "deliverystatus"):
         if key not in item:
             raise MalformedReply(f"{what} has no {key}")
+    sending_id = to_int(item["sendingid"], f"{what}.sendingid")
+    if not 0 < sending_id <= MAX_SENDING_ID:
+        raise MalformedReply(f"{what}.sendingid is out of range: {sending_id}")
+    code = to_int(item["deliverystatus"], f"{what}.deliverystatus")
+    if not 0 <= code <= MAX_DELIVERY_CODE:
+        raise MalformedReply(f"{what}.deliverystatus is out of range: {code}")
+    number = item.get("number")
+    if number is not None and (isinstance(number, bool) or not isinstance(number, (str, int))):
+        raise MalformedReply(f"{what}.number is not a phone number: {number!r:.50}")
+    text = item.get("deliverystatustext")
+    if text is not None and not isinstance(text, (str, int)):
+        raise MalformedReply(f"{what}.deliverystatustext is not text: {text!r:.50}")
     return DeliveryUpdate(
-        sending_id=to_int(item["sendingid"], f"{what}.sendingid"),
-        number=str(item.get("number") or ""),
-        code=to_int(item["deliverystatus"], f"{what}.deliverystatus"),
-        text=str(item.get("deliverystatustext") or ""),
+        sending_id=sending_id,
+        number=str(number or "")[:32],
+        code=code,
+        text=str(text or "")[:100],
         raw=entry,
     )

@@ -25,7 +25,7 @@ from ..models import SmsBatch, SmsMessage, Status
 from ..protocol import codes
 from ..protocol.payloads import OutgoingPacket
 from ..protocol.replies import PacketResult, SendReply
-from . import outcomes
+from . import callbacks, outcomes
 from .validation import (
     normalize_number,
     resolve_channel,
@@ -150,6 +150,8 @@ def deliver(
             delta[previous] -= len(group)
             outcomes.record_on_batch(batch_id, delta, request=request)
     outcomes.notify([(record, previous, record.status) for record in records])
+    # Reports the provider sent before this reply was recorded are waiting for these ids.
+    callbacks.adopt_orphan_reports(record.sending_id for record in records if record.sending_id)
     if error is not None:
         error.messages = records
         error.batch = records[0].batch

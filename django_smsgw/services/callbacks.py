@@ -1,0 +1,167 @@
+"""Delivery reports: store every item as received, then move messages forward (SPEC §4–§5).
+
+A message's status only moves to a later stage of its lifecycle (``STATUS_RANK``); the first
+final status wins. The move is a conditional UPDATE, so when two reports for one message are
+processed at the same moment exactly one of them changes it and the signal fires once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from .. import db
+from ..models import STATUS_RANK, DeliveryReport, SmsMessage
+from ..protocol import codes
+from ..protocol.replies import DeliveryUpdate
+from ..signals import message_status_changed
+from . import outcomes
+
+logger = logging.getLogger("django_smsgw")
+
+# Each retry follows a status that moved forward meanwhile; a lifecycle has fewer stages.
+MAX_ROUNDS = 6
+
+StatusChange = tuple[int, str, str]  # message pk, old status, new status
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveResult:
+    received: int  # items stored as DeliveryReport
+    changed: int  # messages whose status changed
+    pending: int  # items for sending ids not known yet (kept, applied later)
+
+
+def receive_reports(updates: list[DeliveryUpdate], remote_addr: str | None = None) -> ReceiveResult:
+    """Store the items of one callback and apply them; a constant number of queries."""
+    sending_ids = {update.sending_id for update in updates}
+    owners = message_ids_for(sending_ids)
+    now = timezone.now()
+    reports = [
+        DeliveryReport(
+            message_id=owners.get(update.sending_id),
+            sending_id=update.sending_id,
+            number=update.number,
+            delivery_status=update.code,
+            delivery_status_text=update.text,
+            raw=update.raw,
+            remote_addr=remote_addr,
+            applied_at=now if update.sending_id in owners else None,
+        )
+        for update in updates
+    ]
+    db.insert_returning_ids(reports)  # one statement: all items stored, or none
+    changes = apply_reports(reports)
+    # The provider can call back before our send request has returned. Those reports wait
+    # without a message; the send path adopts them once it records the sending id. Looking
+    # again now, after our insert, closes the race where it recorded the id in between.
+    adopted, late_changes = adopt_orphan_reports(sending_ids - owners.keys())
+    pending = sum(1 for r in reports if r.message_id is None and r.sending_id not in adopted)
+    return ReceiveResult(
+        received=len(reports), changed=len(changes) + len(late_changes), pending=pending
+    )
+
+
+def message_ids_for(sending_ids: Iterable[int]) -> dict[int, int]:
+    return dict(
+        SmsMessage.objects.filter(sending_id__in=list(sending_ids)).values_list("sending_id", "pk")
+    )
+
+
+def adopt_orphan_reports(sending_ids: Iterable[int]) -> tuple[set[int], list[StatusChange]]:
+    """Link waiting reports to the messages that now have these sending ids, and apply them.
+
+    Returns the sending ids adopted and the status changes made.
+    """
+    sending_ids = list(sending_ids)
+    if not sending_ids:
+        return set(), []
+    orphans = list(
+        DeliveryReport.objects.filter(message__isnull=True, sending_id__in=sending_ids)
+        .only("pk", "sending_id", "delivery_status", "delivery_status_text")
+        .order_by("pk")
+    )
+    if not orphans:
+        return set(), []
+    owners = message_ids_for({report.sending_id for report in orphans})
+    now = timezone.now()
+    linked = []
+    for report in orphans:
+        if report.sending_id in owners:
+            report.message_id = owners[report.sending_id]
+            report.applied_at = now
+            linked.append(report)
+    db.update_fields(linked, ["message", "applied_at"])
+    return {report.sending_id for report in linked}, apply_reports(linked)
+
+
+def apply_reports(reports: list[DeliveryReport]) -> list[StatusChange]:
+    """Move each linked report's message forward; the (pk, old, new) changes made."""
+    by_message: dict[int, list[DeliveryReport]] = defaultdict(list)
+    for report in reports:
+        if report.message_id is not None:
+            by_message[report.message_id].append(report)
+    if not by_message:
+        return []
+    current = dict(SmsMessage.objects.filter(pk__in=list(by_message)).values_list("pk", "status"))
+    changes: list[StatusChange] = []
+    pending = set(current)
+    with transaction.atomic(savepoint=False):
+        for _ in range(MAX_ROUNDS):
+            groups: dict[tuple[str, str, int, str], list[int]] = defaultdict(list)
+            for pk in pending:
+                target = furthest(current[pk], by_message[pk])
+                if target is not None:
+                    groups[(current[pk], *target)].append(pk)
+            if not groups:
+                break
+            now = timezone.now()
+            missed: list[int] = []
+            for (old, new, code, text), pks in groups.items():
+                done = db.update_returning_ids(
+                    SmsMessage,
+                    pks,
+                    {
+                        "status": new,
+                        "delivery_status": code,
+                        "delivery_status_text": text,
+                        "updated_at": now,
+                    },
+                    where={"status": old},
+                )
+                changes.extend((pk, old, new) for pk in done)
+                missed.extend(pk for pk in pks if pk not in done)
+            if not missed:
+                break
+            # Another report moved these meanwhile: start again from where they are now.
+            current.update(SmsMessage.objects.filter(pk__in=missed).values_list("pk", "status"))
+            pending = set(missed)
+    notify(changes)
+    return changes
+
+
+def furthest(status: str, reports: list[DeliveryReport]) -> tuple[str, int, str] | None:
+    """Where the reports, applied in the order received, take a message now at ``status``.
+
+    (new status, code, text), or None when none of them moves it forward: a repeated or late
+    report, a second final status, or a code we don't know (kept in the report, not applied).
+    """
+    target = None
+    for report in reports:
+        new = codes.status_for_delivery(report.delivery_status)
+        if new is not None and STATUS_RANK[new] > STATUS_RANK[status]:
+            status = new
+            target = (new, report.delivery_status, report.delivery_status_text)
+    return target
+
+
+def notify(changes: list[StatusChange]) -> None:
+    if not changes or not message_status_changed.has_listeners(SmsMessage):
+        return
+    messages = SmsMessage.objects.in_bulk([pk for pk, _old, _new in changes])
+    outcomes.notify([(messages[pk], old, new) for pk, old, new in changes if pk in messages])
