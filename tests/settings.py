@@ -41,6 +41,7 @@ TEMPLATES = [
 ]
 DATABASES = {"default": env.db("DATABASE_URL", default="sqlite:///:memory:")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+STATIC_URL = "static/"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 SMSGW = {

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 
@@ -58,9 +60,16 @@ def loads(body: bytes | str) -> Any:
     """JSON from the wire; a PHP warning or HTML error page is a ``MalformedReply``."""
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
         raise MalformedReply(f"reply is not JSON: {text[:200]!r}") from exc
+
+
+# Plain decimal digits, optionally "…​.0": never exponents, "inf", "NaN" or "1_000", which
+# Decimal() would accept (and "1e999999" would cost seconds of CPU to turn into an int).
+INTEGER = re.compile(r"[+-]?[0-9]{1,20}(?:\.0*)?")
+AMOUNT = re.compile(r"[+-]?([0-9]+)(?:\.[0-9]{0,6})?")
+CENT = Decimal("0.01")
 
 
 def to_int(value: Any, what: str) -> int:
@@ -71,29 +80,26 @@ def to_int(value: Any, what: str) -> int:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str):
-        try:
-            number = Decimal(value.strip())
-        except InvalidOperation:
-            pass
-        else:
-            if number == number.to_integral_value():
-                return int(number)
-    raise MalformedReply(f"{what} is not a whole number: {value!r}")
+    if isinstance(value, str) and INTEGER.fullmatch(value.strip()):
+        return int(Decimal(value.strip()))
+    raise MalformedReply(f"{what} is not a whole number: {value!r:.50}")
 
 
-def to_decimal(value: Any, what: str) -> Decimal | None:
+def to_decimal(value: Any, what: str, *, integer_digits: int = 10) -> Decimal | None:
+    """An amount of money in rupiah, to the cent; None when absent. ``integer_digits`` is what
+    the model field can hold, so an absurd amount fails here, not when it is saved."""
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
-        raise MalformedReply(f"{what} is not a number: {value!r}")
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation as exc:
-        raise MalformedReply(f"{what} is not a number: {value!r}") from exc
-    if not number.is_finite():
-        raise MalformedReply(f"{what} is not a finite number: {value!r}")
-    return number
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise MalformedReply(f"{what} is not a number: {value!r:.50}")
+    if isinstance(value, float):
+        text = f"{value:.6f}" if math.isfinite(value) else "not finite"
+    else:
+        text = str(value).strip()
+    match = AMOUNT.fullmatch(text)
+    if not match or len(match.group(1).lstrip("0")) > integer_digits:
+        raise MalformedReply(f"{what} is not an amount we can store: {value!r:.50}")
+    return Decimal(text).quantize(CENT)
 
 
 def to_date(value: Any, what: str) -> dt.date | None:
@@ -170,7 +176,7 @@ def parse_balance_reply(data: Any) -> BalanceReply:
     return BalanceReply(
         global_code=to_int(body["globalstatus"], "globalstatus"),
         global_text=str(body.get("globalstatustext") or ""),
-        balance=to_decimal(body.get("balance"), "Balance"),
+        balance=to_decimal(body.get("balance"), "Balance", integer_digits=14),
         expires_on=to_date(body.get("expired"), "Expired"),
         raw=data,
     )

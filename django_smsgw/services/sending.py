@@ -118,9 +118,10 @@ def store_and_submit(
     is stored before the request is made. Returns the exception to raise when the request as a
     whole failed (see ``deliver``), else None.
     """
-    db.insert_returning_ids(records)
     settled = Counter(record.status for record in records if record.status != Status.SENDING)
-    outcomes.record_on_batch(batch.pk, settled, total=len(records))
+    with transaction.atomic(savepoint=False):  # one commit: the messages and their count
+        db.insert_returning_ids(records)
+        outcomes.record_on_batch(batch.pk, settled, total=len(records))
     ready = [record for record in records if record.status == Status.SENDING]
     return deliver(backend, channel, ready) if ready else None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
 from typing import Any
 
 import phonenumbers
@@ -25,11 +24,7 @@ def normalize_number(raw: Any) -> str:
     """E.164 (``+6281234567890``) for any way a person writes an Indonesian mobile number."""
     if isinstance(raw, bool) or not isinstance(raw, (str, int)):
         raise InvalidNumber(f"a phone number must be text, not {type(raw).__name__}", code="type")
-    return _normalize(str(raw).strip())
-
-
-@lru_cache(maxsize=65536)  # campaigns repeat numbers; parsing is the costly step of a send
-def _normalize(text: str) -> str:
+    text = str(raw).strip()
     if not text:
         raise InvalidNumber("the phone number is empty", code="empty")
     try:
