@@ -55,12 +55,18 @@ def receive_reports(updates: list[DeliveryUpdate], remote_addr: str | None = Non
         )
         for update in updates
     ]
-    db.insert_returning_ids(reports)  # one statement: all items stored, or none
-    changes = apply_reports(reports)
+    orphans = sending_ids - owners.keys()
+    if not orphans:
+        with transaction.atomic(savepoint=False):  # one commit: stored and applied together
+            db.insert_returning_ids(reports)
+            changes = apply_reports(reports)
+        return ReceiveResult(received=len(reports), changed=len(changes), pending=0)
     # The provider can call back before our send request has returned. Those reports wait
     # without a message; the send path adopts them once it records the sending id. Looking
-    # again now, after our insert, closes the race where it recorded the id in between.
-    adopted, late_changes = adopt_orphan_reports(sending_ids - owners.keys())
+    # again once our insert is committed closes the race where it recorded the id in between.
+    db.insert_returning_ids(reports)
+    changes = apply_reports(reports)
+    adopted, late_changes = adopt_orphan_reports(orphans)
     pending = sum(1 for r in reports if r.message_id is None and r.sending_id not in adopted)
     return ReceiveResult(
         received=len(reports), changed=len(changes) + len(late_changes), pending=pending
