@@ -43,7 +43,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--serve", action="store_true", help="Interactive: run the site.")
         parser.add_argument("--count", type=int, default=50, help="Messages in the demo batch.")
-        parser.add_argument("--timeout", type=float, default=30, help="Seconds to wait for reports.")
+        parser.add_argument(
+            "--timeout", type=float, default=30, help="Seconds to wait for reports."
+        )
 
     def handle(self, *args, serve=False, count=50, timeout=30.0, **options):
         call_command("migrate", verbosity=0, interactive=False)
@@ -95,7 +97,7 @@ class Command(BaseCommand):
         site = ThreadedWSGIServer(("127.0.0.1", 0), QuietHandler)
         site.set_app(get_wsgi_application())
         threading.Thread(target=site.serve_forever, daemon=True).start()
-        site_url = "http://127.0.0.1:%d" % site.server_address[1]
+        site_url = f"http://127.0.0.1:{site.server_address[1]}"
         simulator = Simulator(
             api_key=API_KEY, callback_delay=0.2, delivery_outcomes={UNDELIVERED_SUFFIX: 4}
         ).start()
@@ -111,7 +113,9 @@ class Command(BaseCommand):
         started = time.monotonic()
         before = check_balance("reguler").balance
         rng = random.Random(count)
-        items = [(f"0812{rng.randrange(10**7, 10**8)}", f"Halo pelanggan {i}") for i in range(count)]
+        items = [
+            (f"0812{rng.randrange(10**7, 10**8)}", f"Halo pelanggan {i}") for i in range(count)
+        ]
         items[0] = ("0812345678" + UNDELIVERED_SUFFIX, "Halo: this one will not be delivered")
         items.append(("021 3456789", "a landline: rejected before sending"))
         batch = send_bulk(items, channel="reguler")
@@ -124,9 +128,7 @@ class Command(BaseCommand):
                 break
             time.sleep(0.1)
         after = check_balance("reguler").balance
-        statuses = Counter(
-            SmsMessage.objects.filter(pk__in=ids).values_list("status", flat=True)
-        )
+        statuses = Counter(SmsMessage.objects.filter(pk__in=ids).values_list("status", flat=True))
         batch.refresh_from_db()
         self.stdout.write(
             f"batch #{batch.pk}: {batch.total_count} messages, {len(batch.requests)} provider "
@@ -143,9 +145,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"reguler balance: {before} -> {after}")
         self.stdout.write(f"took {time.monotonic() - started:.1f} s")
-        expected = Counter(
-            {Status.DELIVERED: count, Status.UNDELIVERED: 1, Status.REJECTED: 1}
-        )
+        expected = Counter({Status.DELIVERED: count, Status.UNDELIVERED: 1, Status.REJECTED: 1})
         if statuses != expected:
             raise CommandError(f"unexpected outcome: {dict(statuses)} (expected {dict(expected)})")
         self.stdout.write(self.style.SUCCESS("demo OK"))
