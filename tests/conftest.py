@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from django_smsgw.backends import locmem
+from django_smsgw.signals import message_status_changed
 from django_smsgw.simulator import Simulator
 
 API_KEY = "test-key"
@@ -34,3 +35,16 @@ def outbox():
     locmem.outbox.clear()
     yield locmem.outbox
     locmem.outbox.clear()
+
+
+@pytest.fixture
+def status_changes():
+    """(message pk, old status, new status) for each message_status_changed sent."""
+    received = []
+
+    def receiver(sender, message, old_status, new_status, **kwargs):
+        received.append((message.pk, old_status, new_status))
+
+    message_status_changed.connect(receiver)
+    yield received
+    message_status_changed.disconnect(receiver)

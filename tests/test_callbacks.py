@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from django_smsgw.models import DeliveryReport, SmsBatch, SmsMessage, Status
 from django_smsgw.services.callbacks import adopt_orphan_reports, receive_reports
-from django_smsgw.signals import message_status_changed
 
 pytestmark = pytest.mark.django_db
 
@@ -57,18 +56,6 @@ def make_messages(count: int, *, status=Status.ACCEPTED, first_id: int = 1287265
         )
         for index in range(count)
     )
-
-
-@pytest.fixture
-def status_changes():
-    received = []
-
-    def receiver(sender, message, old_status, new_status, **kwargs):
-        received.append((message.pk, old_status, new_status))
-
-    message_status_changed.connect(receiver)
-    yield received
-    message_status_changed.disconnect(receiver)
 
 
 def status_of(message) -> str:

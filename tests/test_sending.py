@@ -507,18 +507,6 @@ def test_an_accepted_packet_without_sending_id_is_unknown():
 # --- the status signal -----------------------------------------------------------------------
 
 
-@pytest.fixture
-def status_changes():
-    received = []
-
-    def receiver(sender, message, old_status, new_status, **kwargs):
-        received.append((message.pk, old_status, new_status))
-
-    message_status_changed.connect(receiver)
-    yield received
-    message_status_changed.disconnect(receiver)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_signal_fires_once_per_message_after_commit(outbox, status_changes):
     with transaction.atomic():

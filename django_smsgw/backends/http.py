@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import requests
 from django.core.exceptions import ImproperlyConfigured
@@ -22,6 +23,7 @@ from .base import BaseBackend
 logger = logging.getLogger("django_smsgw.http")
 
 _sessions = threading.local()
+T = TypeVar("T")
 
 
 def session_for(connect_retries: int, backoff: float) -> requests.Session:
@@ -67,6 +69,14 @@ def never_sent(exc: requests.RequestException) -> bool:
     return isinstance(reason, NewConnectionError)  # includes NameResolutionError
 
 
+def parse(parser: Callable[[Any], T], data: Any, kind: str) -> T:
+    """A JSON reply that is not the documented shape: the request may have been processed."""
+    try:
+        return parser(data)
+    except MalformedReply as exc:
+        raise OutcomeUnknown(f"unexpected reply to a {kind} request: {exc}", response=data) from exc
+
+
 class HttpBackend(BaseBackend):
     def __init__(
         self,
@@ -103,24 +113,12 @@ class HttpBackend(BaseBackend):
             urlencode_message=bool(conf.get("URLENCODE_MESSAGE")),
         )
         data = self.post(payloads.endpoint(self.base_url, channel, "send"), body)
-        try:
-            return replies.parse_send_reply(data)
-        except MalformedReply as exc:
-            raise OutcomeUnknown(
-                f"unexpected reply to a send request: {exc}", response=data
-            ) from exc
+        return parse(replies.parse_send_reply, data, "send")
 
     def check_balance(self, channel: str) -> BalanceReply:
-        data = self.post(
-            payloads.endpoint(self.base_url, channel, "balance"),
-            payloads.balance_body(self.api_key),
-        )
-        try:
-            return replies.parse_balance_reply(data)
-        except MalformedReply as exc:
-            raise OutcomeUnknown(
-                f"unexpected reply to a balance request: {exc}", response=data
-            ) from exc
+        body = payloads.balance_body(self.api_key)
+        data = self.post(payloads.endpoint(self.base_url, channel, "balance"), body)
+        return parse(replies.parse_balance_reply, data, "balance")
 
     def post(self, url: str, body: dict[str, Any]) -> Any:
         """POST ``body`` as JSON; the decoded reply, or a classified transport failure."""
