@@ -34,7 +34,17 @@ def test_the_balance_goes_down_by_the_price_of_what_was_sent(simulator):
     assert check_balance("otp").balance == before - message.price
 
 
-@pytest.mark.parametrize(("code", "text"), [(35, "Check Balance Limit"), (25, "Error Check")])
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        (20, "Json Post Error"),
+        (25, "Error Check Balance"),
+        (30, "ApiKey not register"),
+        (35, "Check Balance Limit"),
+        (40, "Ip address not register"),
+        (99, "unknown code 99"),
+    ],
+)
 def test_a_refused_check_is_stored_then_raised(simulator, code, text):
     simulator.inject("global", code=code, endpoint="balance")
     with pytest.raises(GatewayRefused, match=text) as caught:
@@ -54,3 +64,10 @@ def test_an_unreadable_reply_is_stored_then_raised(simulator):
 
 def test_the_development_backends_report_a_balance(outbox):
     assert check_balance().balance == Decimal("1000000")
+
+
+def test_a_wrong_key_is_refused_by_the_provider(simulator, settings):
+    settings.SMSGW = {**settings.SMSGW, "API_KEY": "wrong"}
+    with pytest.raises(GatewayRefused, match="30 ApiKey not register"):
+        check_balance("otp")
+    assert BalanceSnapshot.objects.get().global_status == 30
