@@ -4,6 +4,11 @@
 package (for example from settings) does not load models before Django is ready.
 """
 
+import logging
+
+# A library logs; the project decides where to (without LOGGING, nothing reaches stderr).
+logging.getLogger("django_smsgw").addHandler(logging.NullHandler())
+
 __version__ = "0.1.0"
 __all__ = ["send_sms", "send_bulk", "check_balance"]
 

@@ -114,18 +114,19 @@ def apply_reports(reports: list[DeliveryReport]) -> list[StatusChange]:
             by_message[report.message_id].append(report)
     if not by_message:
         return []
-    current = dict(SmsMessage.objects.filter(pk__in=list(by_message)).values_list("pk", "status"))
     changes: list[StatusChange] = []
-    pending = set(current)
     with transaction.atomic(savepoint=False):
+        # Lock the messages in one order (by id) before changing any: two callbacks touching
+        # the same messages in different orders would otherwise deadlock on PostgreSQL.
+        locked = SmsMessage.objects.select_for_update().filter(pk__in=list(by_message))
+        current = dict(locked.order_by("pk").values_list("pk", "status"))
+        pending = sorted(current)
         for _ in range(MAX_ROUNDS):
             groups: dict[tuple[str, str, int, str], list[int]] = defaultdict(list)
             for pk in pending:
                 target = furthest(current[pk], by_message[pk])
                 if target is not None:
                     groups[(current[pk], *target)].append(pk)
-            if not groups:
-                break
             now = timezone.now()
             missed: list[int] = []
             for (old, new, code, text), pks in groups.items():
@@ -144,9 +145,10 @@ def apply_reports(reports: list[DeliveryReport]) -> list[StatusChange]:
                 missed.extend(pk for pk in pks if pk not in done)
             if not missed:
                 break
-            # Another report moved these meanwhile: start again from where they are now.
+            # Where rows cannot be locked (SQLite), another writer may have moved these
+            # between our read and our update: start again from where they are now.
             current.update(SmsMessage.objects.filter(pk__in=missed).values_list("pk", "status"))
-            pending = set(missed)
+            pending = sorted(missed)
     notify(changes)
     return changes
 
