@@ -136,3 +136,69 @@ def check_callbacks():
                 )
             )
     return issues
+
+
+# The queue's settings (services/queue.py); ids smsgw.E020–E029 and W020–W029.
+QUEUE_SECONDS = (
+    "QUEUE_LEASE",
+    "QUEUE_RETRY_DELAY",
+    "QUEUE_RETRY_MAX_DELAY",
+    "QUEUE_BALANCE_RECHECK",
+)
+
+
+@register(Tags.compatibility)
+def check_queue_settings(app_configs=None, **kwargs):
+    issues = []
+    for key in QUEUE_SECONDS:
+        value = conf.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            issues.append(
+                Error(
+                    f"SMSGW['{key}'] is {value!r}.",
+                    hint="A positive number of seconds.",
+                    id="smsgw.E020",
+                )
+            )
+    attempts = conf.get("QUEUE_MAX_ATTEMPTS")
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 100:
+        issues.append(
+            Error(
+                f"SMSGW['QUEUE_MAX_ATTEMPTS'] is {attempts!r}.", hint="1 to 100.", id="smsgw.E021"
+            )
+        )
+    if conf.get("CELERY"):
+        try:
+            import celery  # noqa: F401
+        except ImportError:
+            issues.append(
+                Error(
+                    "SMSGW['CELERY'] is on but Celery is not installed.",
+                    hint="pip install 'django-smsgw[celery]', or turn CELERY off.",
+                    id="smsgw.E022",
+                )
+            )
+    longest = longest_request_seconds()
+    lease = conf.get("QUEUE_LEASE")
+    if not issues and conf.get("BACKEND") == HTTP_BACKEND and longest and lease <= longest:
+        issues.append(
+            Warning(
+                f"SMSGW['QUEUE_LEASE'] ({lease} s) is not longer than a send request can take "
+                f"({longest:g} s with TIMEOUT and CONNECT_RETRIES).",
+                hint="A worker still waiting for the provider would find its messages swept to "
+                "'unknown'. Raise QUEUE_LEASE.",
+                id="smsgw.W020",
+            )
+        )
+    return issues
+
+
+def longest_request_seconds() -> float | None:
+    """How long one send request can take: every connect attempt timing out, urllib3's pauses
+    between them (at most 10 s each), then the wait for the reply. None if misconfigured."""
+    try:
+        connect, read = conf.timeout()
+        retries = int(conf.get("CONNECT_RETRIES"))
+    except (TypeError, ValueError):
+        return None  # reported by check_settings
+    return connect * (retries + 1) + 10 * retries + read

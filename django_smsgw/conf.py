@@ -29,6 +29,19 @@ DEFAULTS: dict[str, Any] = {
     "URLENCODE_MESSAGE": False,
     "CONNECT_RETRIES": 2,
     "RETRY_BACKOFF": 0.5,
+    # Queue workers (services/queue.py, smsgw_send_queued, tasks.py). Seconds a worker's claim
+    # on a chunk lasts; a dead worker's messages are swept after it. Longer than any request.
+    "QUEUE_LEASE": 300,
+    # Requests a message gets when they provably never reach the provider; then `failed`.
+    "QUEUE_MAX_ATTEMPTS": 5,
+    # Back-off between those attempts, in seconds: doubles from the first value, capped at the
+    # second, times a jitter of 0.5 to 1.
+    "QUEUE_RETRY_DELAY": 30,
+    "QUEUE_RETRY_MAX_DELAY": 600,
+    # Seconds between balance checks while a channel is paused for balance (global 50, packet 80).
+    "QUEUE_BALANCE_RECHECK": 60,
+    # Queued messages are sent by Celery tasks (django-smsgw[celery]) enqueued on commit.
+    "CELERY": False,
 }
 
 # Secrets and per-deployment addresses may come from the environment instead of settings.py.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 
 from django.db import transaction
 from django.db.models import F
@@ -39,9 +40,26 @@ BATCH_COUNTERS = {
 StatusChange = tuple[SmsMessage, str, str]
 
 
-def save_outcomes(messages: list[SmsMessage]) -> None:
-    """Write the outcome fields of ``messages``: one statement for the whole chunk."""
-    db.update_fields(messages, OUTCOME_FIELDS)
+def record_delivery(
+    records: list[SmsMessage],
+    previous: Mapping[int, str],
+    request: dict | None,
+    *,
+    fields: Sequence[str] = OUTCOME_FIELDS,
+    batch_ids: Iterable[int] = (),
+) -> None:
+    """Within the caller's transaction: write each message's ``fields``, move its batch's
+    counts from ``previous[pk]`` to its status, and log ``request`` on every batch involved
+    (those of ``records`` and ``batch_ids``), in id order so concurrent workers never
+    deadlock."""
+    db.update_fields(records, fields)
+    by_batch: dict[int, Counter] = {batch_id: Counter() for batch_id in batch_ids}
+    for record in records:
+        delta = by_batch.setdefault(record.batch_id, Counter())
+        delta[record.status] += 1
+        delta[previous[record.pk]] -= 1
+    for batch_id in sorted(by_batch):
+        record_on_batch(batch_id, by_batch[batch_id], request=request)
 
 
 def record_on_batch(

@@ -11,7 +11,7 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -66,6 +66,10 @@ def send_sms(
     error = store_and_submit(backend, record.batch, channel, [record])
     if error is not None:
         raise error
+    if record.status == Status.QUEUED:
+        from .queue import enqueue_for_celery  # here: queue.py imports this module
+
+        enqueue_for_celery([record.pk])
     if record.status in (Status.QUEUED, Status.ACCEPTED):
         return record
     error_class = OutcomeUnknown if record.status == Status.UNKNOWN else MessageRefused
@@ -102,6 +106,10 @@ def send_bulk(
     for chunk in chunked(items, CHUNK_SIZE):
         records = [build_record(batch, channel, item, send_at, queued) for item in chunk]
         error = store_and_submit(backend, batch, channel, records)
+        if queued:
+            from .queue import enqueue_for_celery  # here: queue.py imports this module
+
+            enqueue_for_celery([record.pk for record in records if record.status == Status.QUEUED])
         if error is not None:
             batch.refresh_from_db()
             raise error
@@ -136,28 +144,27 @@ def deliver(
     """Send stored messages (all ``sending``, one channel, ≤1,000) in one request and record
     the outcome: the messages, their batches' counts and request logs, then the signal.
 
-    ``previous`` is the status the batches counted them under (``queued`` for messages a worker
-    claimed; ``sending`` is not counted). Returns the exception to raise when the request as a
-    whole failed, after everything is recorded; else None.
+    ``previous`` is the status the batches counted them under (``sending`` is not counted).
+    Returns the exception to raise when the request as a whole failed, after everything is
+    recorded; else None.
     """
     error, request = submit(backend, channel, records)
-    by_batch: dict[int, list[SmsMessage]] = {}
-    for record in records:
-        by_batch.setdefault(record.batch_id, []).append(record)
+    was = dict.fromkeys((record.pk for record in records), previous)
     with transaction.atomic(savepoint=False):
-        outcomes.save_outcomes(records)
-        for batch_id, group in by_batch.items():
-            delta = Counter(record.status for record in group)
-            delta[previous] -= len(group)
-            outcomes.record_on_batch(batch_id, delta, request=request)
-    outcomes.notify([(record, previous, record.status) for record in records])
-    # Reports the provider sent before this reply was recorded are waiting for these ids.
-    callbacks.adopt_orphan_reports(record.sending_id for record in records if record.sending_id)
+        outcomes.record_delivery(records, was, request)
+    announce_delivery(records, was)
     if error is not None:
         error.messages = records
         error.batch = records[0].batch
         logger.warning("%d message(s) not sent: %s", len(records), error.reason)
     return error
+
+
+def announce_delivery(records: list[SmsMessage], previous: Mapping[int, str]) -> None:
+    """Once a delivery is recorded: the signal, then the delivery reports the provider sent
+    before its reply was recorded, which are waiting for these sending ids."""
+    outcomes.notify([(record, previous[record.pk], record.status) for record in records])
+    callbacks.adopt_orphan_reports(record.sending_id for record in records if record.sending_id)
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
