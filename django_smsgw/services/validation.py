@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import phonenumbers
@@ -14,6 +15,11 @@ from ..protocol import codes
 
 # The provider delivers to Indonesian mobiles only.
 REGION = "ID"
+# Digits only, as 08… or +628…: the PhoneNumber is built directly, because
+# phonenumbers.parse() (finding a number in free text) took a third of a bulk send's time;
+# phonenumbers still decides validity and type, below. "628…" without "+" is left to parse():
+# for some lengths it is a national number, not +62.
+CANONICAL = re.compile(r"(?:\+62|0)(8[0-9]{5,13})")
 MOBILE_TYPES = (
     phonenumbers.PhoneNumberType.MOBILE,
     phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
@@ -27,6 +33,24 @@ def normalize_number(raw: Any) -> str:
     text = str(raw).strip()
     if not text:
         raise InvalidNumber("the phone number is empty", code="empty")
+    match = CANONICAL.fullmatch(text)
+    if match:
+        parsed = phonenumbers.PhoneNumber(country_code=62, national_number=int(match.group(1)))
+    else:
+        parsed = parse(text)
+    # number_type() is UNKNOWN for an invalid number, and +62 has one region (ID), so this is
+    # is_valid_number() without classifying the number twice.
+    number_type = phonenumbers.number_type(parsed)
+    if number_type == phonenumbers.PhoneNumberType.UNKNOWN:
+        raise InvalidNumber(f"{text[:40]!r} is not a valid Indonesian number", code="invalid")
+    if number_type not in MOBILE_TYPES:
+        raise InvalidNumber(
+            f"{text[:40]!r} is not a mobile number; SMS needs one", code="not_mobile"
+        )
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse(text: str) -> phonenumbers.PhoneNumber:
     try:
         parsed = phonenumbers.parse(text, REGION)
     except phonenumbers.NumberParseException as exc:
@@ -39,16 +63,7 @@ def normalize_number(raw: Any) -> str:
             "Indonesia",
             code="not_indonesian",
         )
-    # number_type() is UNKNOWN for an invalid number, and +62 has one region (ID), so this is
-    # is_valid_number() without classifying the number twice.
-    number_type = phonenumbers.number_type(parsed)
-    if number_type == phonenumbers.PhoneNumberType.UNKNOWN:
-        raise InvalidNumber(f"{text[:40]!r} is not a valid Indonesian number", code="invalid")
-    if number_type not in MOBILE_TYPES:
-        raise InvalidNumber(
-            f"{text[:40]!r} is not a mobile number; SMS needs one", code="not_mobile"
-        )
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return parsed
 
 
 def validate_message(text: Any) -> str:
