@@ -7,6 +7,7 @@ processed at the same moment exactly one of them changes it and the signal fires
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -28,6 +29,8 @@ logger = logging.getLogger("django_smsgw")
 MAX_ROUNDS = 6
 
 StatusChange = tuple[int, str, str]  # message pk, old status, new status
+
+CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,16 +82,26 @@ def message_ids_for(sending_ids: Iterable[int]) -> dict[int, int]:
     )
 
 
-def adopt_orphan_reports(sending_ids: Iterable[int]) -> tuple[set[int], list[StatusChange]]:
+def adopt_orphan_reports(
+    sending_ids: Iterable[int], *, received_since: dt.datetime | None = None
+) -> tuple[set[int], list[StatusChange]]:
     """Link waiting reports to the messages that now have these sending ids, and apply them.
 
-    Returns the sending ids adopted and the status changes made.
+    ``received_since``: no report for these ids can be older (their request started then),
+    so one cheap query can tell that none is waiting. Returns the sending ids adopted and the
+    status changes made.
     """
     sending_ids = list(sending_ids)
     if not sending_ids:
         return set(), []
+    waiting = DeliveryReport.objects.filter(message__isnull=True)
+    if received_since is not None:
+        # The margin allows for the clock of the server that received the callback.
+        waiting = waiting.filter(received_at__gte=received_since - CLOCK_SKEW)
+        if not waiting.exists():
+            return set(), []
     orphans = list(
-        DeliveryReport.objects.filter(message__isnull=True, sending_id__in=sending_ids)
+        waiting.filter(sending_id__in=sending_ids)
         .only("pk", "sending_id", "delivery_status", "delivery_status_text")
         .order_by("pk")
     )

@@ -164,7 +164,11 @@ def announce_delivery(records: list[SmsMessage], previous: Mapping[int, str]) ->
     """Once a delivery is recorded: the signal, then the delivery reports the provider sent
     before its reply was recorded, which are waiting for these sending ids."""
     outcomes.notify([(record, previous[record.pk], record.status) for record in records])
-    callbacks.adopt_orphan_reports(record.sending_id for record in records if record.sending_id)
+    started = [record.request_started_at for record in records if record.request_started_at]
+    callbacks.adopt_orphan_reports(
+        (record.sending_id for record in records if record.sending_id),
+        received_since=min(started, default=None),
+    )
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
