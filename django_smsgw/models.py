@@ -54,7 +54,8 @@ class SmsBatch(models.Model):
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.BULK)
     channel = models.CharField(max_length=10, choices=Channel.choices)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    # Counts of the submission's outcome, kept up to date as each chunk is recorded.
+    # Counts of the submission's outcome, kept up to date as each chunk is recorded;
+    # queued_count includes messages in flight.
     total_count = models.PositiveIntegerField(default=0)
     queued_count = models.PositiveIntegerField(default=0)
     accepted_count = models.PositiveIntegerField(default=0)

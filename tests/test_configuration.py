@@ -98,3 +98,10 @@ def test_the_locmem_outbox_keeps_what_was_sent_in_order(outbox):
         ("+6285712345678", "B"),
     ]
     assert len({m.sending_id for m in outbox}) == 2
+
+
+@pytest.mark.django_db
+def test_the_migrations_match_the_models():
+    from django.core.management import call_command
+
+    call_command("makemigrations", "django_smsgw", "--check", "--dry-run", verbosity=0)

@@ -13,8 +13,10 @@ import pytest
 from django.core import serializers
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
+from django.utils import timezone
 
 from django_smsgw import send_bulk, send_sms
+from django_smsgw.backends.locmem import LocmemBackend
 from django_smsgw.exceptions import (
     GatewayError,
     GatewayRefused,
@@ -538,3 +540,31 @@ def test_the_batch_log_records_each_request(simulator):
     assert entry["duration_ms"] >= 0
     assert "apikey" not in json.dumps(entry)
     assert SmsBatch.objects.get(pk=batch.pk).requests == batch.requests
+
+
+class CrashingBackend(LocmemBackend):
+    """Stands in for a process that dies while its request is in flight."""
+
+    def send_packets(self, channel, packets):
+        raise SystemExit("killed mid-request")
+
+
+def test_a_sender_that_dies_mid_request_leaves_messages_the_sweeper_marks_unknown(settings):
+    from django_smsgw.services.queue import sweep_expired_leases
+
+    settings.SMSGW = {**settings.SMSGW, "BACKEND": f"{__name__}.CrashingBackend"}
+    with pytest.raises(SystemExit):
+        send_bulk(rows(3))
+    stuck = SmsMessage.objects.all()
+    assert {m.status for m in stuck} == {Status.SENDING}
+    assert all(m.lease_expires_at and m.request_started_at for m in stuck)
+    sweep_expired_leases(
+        now=timezone.now() + dt.timedelta(seconds=settings.SMSGW.get("QUEUE_LEASE", 300) + 1)
+    )
+    assert {m.status for m in SmsMessage.objects.all()} == {Status.UNKNOWN}
+
+
+def test_a_recorded_outcome_releases_the_lease(outbox):
+    message = send_sms("081234567890", "Halo")
+    stored = SmsMessage.objects.get(pk=message.pk)
+    assert stored.lease_expires_at is None and stored.request_started_at is not None

@@ -25,6 +25,7 @@ OUTCOME_FIELDS = [
     "error",
     "provider_reply",
     "request_started_at",
+    "lease_expires_at",
     "updated_at",
 ]
 

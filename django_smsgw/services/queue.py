@@ -58,7 +58,7 @@ BALANCE_PACKET_CODES = frozenset({80})  # Minimum Balance
 WIB = ZoneInfo("Asia/Jakarta")
 
 # What recording a claim's outcome writes on each message.
-RECORDED_FIELDS = [*outcomes.OUTCOME_FIELDS, "next_attempt_at", "lease_expires_at"]
+RECORDED_FIELDS = [*outcomes.OUTCOME_FIELDS, "next_attempt_at"]
 
 SWEPT_ERROR = (
     "the worker's lease expired after its request to the provider started: the message may "
@@ -268,7 +268,6 @@ def send_claimed_messages(claim: Claim, backend: BaseBackend | None = None) -> C
         keep_for_balance(refused, now)
         outcome.balance_refused = bool(refused)
     for record in records:
-        record.lease_expires_at = None
         if record.status == Status.ACCEPTED:
             record.error = ""  # an earlier attempt's reason no longer applies
     try:

@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from .. import db
+from .. import conf, db
 from ..backends import BaseBackend, get_backend
 from ..exceptions import GatewayError, GatewayRefused, MessageRefused, OutcomeUnknown
 from ..models import SmsBatch, SmsMessage, Status
@@ -126,33 +126,38 @@ def store_and_submit(
     is stored before the request is made. Returns the exception to raise when the request as a
     whole failed (see ``deliver``), else None.
     """
-    settled = Counter(record.status for record in records if record.status != Status.SENDING)
+    # Should this process die before the outcome is recorded, the lease lets the queue's
+    # sweeper find these messages: their request may have gone out, so they become
+    # ``unknown``, never re-sent. (Marking the request's start separately would cost a commit
+    # per chunk.)
+    now = timezone.now()
+    lease = now + dt.timedelta(seconds=conf.get("QUEUE_LEASE"))
+    for record in records:
+        if record.status == Status.SENDING:
+            record.request_started_at, record.lease_expires_at = now, lease
+    # Batches count a message in flight as queued (as the queue does for what it claims), so
+    # that whoever resolves it, its outcome or the sweeper, moves the count from there.
+    counted = Counter(
+        Status.QUEUED if record.status == Status.SENDING else record.status for record in records
+    )
     with transaction.atomic(savepoint=False):  # one commit: the messages and their count
         db.insert_returning_ids(records)
-        outcomes.record_on_batch(batch.pk, settled, total=len(records))
+        outcomes.record_on_batch(batch.pk, counted, total=len(records))
     ready = [record for record in records if record.status == Status.SENDING]
     return deliver(backend, channel, ready) if ready else None
 
 
-def deliver(
-    backend: BaseBackend,
-    channel: str,
-    records: list[SmsMessage],
-    *,
-    previous: str = Status.SENDING,
-) -> GatewayError | None:
-    """Send stored messages (all ``sending``, one channel, ≤1,000) in one request and record
-    the outcome: the messages, their batches' counts and request logs, then the signal.
-
-    ``previous`` is the status the batches counted them under (``sending`` is not counted).
-    Returns the exception to raise when the request as a whole failed, after everything is
-    recorded; else None.
+def deliver(backend: BaseBackend, channel: str, records: list[SmsMessage]) -> GatewayError | None:
+    """Send stored messages (all ``sending``, one channel, ≤1,000, counted by their batches as
+    queued) in one request and record the outcome: the messages, their batches' counts and
+    request logs, then the signal. Returns the exception to raise when the request as a whole
+    failed, after everything is recorded; else None.
     """
     error, request = submit(backend, channel, records)
-    was = dict.fromkeys((record.pk for record in records), previous)
+    pks = [record.pk for record in records]
     with transaction.atomic(savepoint=False):
-        outcomes.record_delivery(records, was, request)
-    announce_delivery(records, was)
+        outcomes.record_delivery(records, dict.fromkeys(pks, Status.QUEUED), request)
+    announce_delivery(records, dict.fromkeys(pks, Status.SENDING))
     if error is not None:
         error.messages = records
         error.batch = records[0].batch
@@ -245,6 +250,7 @@ def submit(
     duration_ms = round((time.monotonic() - started) * 1000, 1)
     for record in records:
         record.request_started_at = started_at
+        record.lease_expires_at = None  # the outcome is known: nobody holds the message now
     return error, log_entry(backend, channel, packets, started_at, duration_ms, reply, error)
 
 
