@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from django_smsgw.backends import locmem
+from django_smsgw.services.queue import balance_pauses
 from django_smsgw.signals import message_status_changed
 from django_smsgw.simulator import Simulator
 
@@ -48,3 +49,11 @@ def status_changes():
     message_status_changed.connect(receiver)
     yield received
     message_status_changed.disconnect(receiver)
+
+
+@pytest.fixture(autouse=True)
+def no_balance_pauses():
+    """Each test starts with no channel paused for balance (the pause lives in the process)."""
+    balance_pauses.clear()
+    yield
+    balance_pauses.clear()

@@ -24,7 +24,7 @@ from kombu.exceptions import OperationalError as BrokerError  # noqa: E402
 
 from django_smsgw import send_bulk, send_sms, tasks  # noqa: E402
 from django_smsgw.models import SmsMessage, Status  # noqa: E402
-from django_smsgw.services.queue import balance_pauses, claim_queued_messages  # noqa: E402
+from django_smsgw.services.queue import claim_queued_messages  # noqa: E402
 
 from .queue_processes import (  # noqa: E402
     ROOT,
@@ -38,13 +38,6 @@ from .queue_processes import (  # noqa: E402
 pytest_plugins = ["tests.queue_processes"]  # its fixtures
 
 REDIS_URL = "redis://127.0.0.1:6379/11"
-
-
-@pytest.fixture(autouse=True)
-def no_balance_pauses():
-    balance_pauses.clear()
-    yield
-    balance_pauses.clear()
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ from django_smsgw.protocol.replies import DeliveryUpdate
 from django_smsgw.services import queue
 from django_smsgw.services.callbacks import receive_reports
 from django_smsgw.services.queue import (
-    balance_pauses,
     claim_by_conditional_update,
     claim_queued_messages,
     mark_request_started,
@@ -35,19 +34,11 @@ from django_smsgw.services.queue import (
     send_queued_messages,
     sweep_expired_leases,
 )
-from django_smsgw.signals import message_status_changed
 from django_smsgw.simulator import Simulator
 
 from .conftest import API_KEY
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_balance_pauses():
-    balance_pauses.clear()
-    yield
-    balance_pauses.clear()
 
 
 @pytest.fixture
@@ -62,18 +53,6 @@ def unreachable(settings):
         "BASE_URL": f"http://127.0.0.1:{port}",
         "CONNECT_RETRIES": 0,
     }
-
-
-@pytest.fixture
-def status_changes():
-    changes = []
-
-    def receiver(sender, message, old_status, new_status, **kwargs):
-        changes.append((message.pk, old_status, new_status))
-
-    message_status_changed.connect(receiver)
-    yield changes
-    message_status_changed.disconnect(receiver)
 
 
 def numbers(count: int, start: int = 0) -> list[str]:
