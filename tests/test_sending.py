@@ -568,3 +568,13 @@ def test_a_recorded_outcome_releases_the_lease(outbox):
     message = send_sms("081234567890", "Halo")
     stored = SmsMessage.objects.get(pk=message.pk)
     assert stored.lease_expires_at is None and stored.request_started_at is not None
+
+
+def test_the_fast_constructor_makes_the_same_message_as_the_model():
+    from django_smsgw import db
+
+    fast = db.instance(SmsMessage, batch_id=7, channel="otp", number="+6281234567890")
+    slow = SmsMessage(batch_id=7, channel="otp", number="+6281234567890")
+    fields = [field.attname for field in SmsMessage._meta.concrete_fields]
+    assert [getattr(fast, f) for f in fields] == [getattr(slow, f) for f in fields]
+    assert fast._state.adding and fast.pk is None

@@ -187,7 +187,8 @@ def build_record(
 ) -> SmsMessage:
     """An unsaved message for one ``send_bulk`` item; ``rejected`` with the reason if invalid."""
     number, text, item_send_at = unpack_item(item)
-    record = SmsMessage(batch=batch, channel=channel, number=number, message=text)
+    record = db.instance(SmsMessage, batch_id=batch.pk, channel=channel, message=text)
+    record.batch = batch
     try:
         record.number = normalize_number(number)
         validate_message(text)
