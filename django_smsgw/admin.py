@@ -79,12 +79,8 @@ class LargeTablePaginator(Paginator):
         return int(row[0]) if row and row[0] > 0 else 0
 
 
-class RecordAdmin(admin.ModelAdmin):
-    """Read-only, and fast on tables of any size."""
-
-    paginator = LargeTablePaginator
-    show_full_result_count = False
-    list_per_page = 100
+class ReadOnly:
+    """Records are written by the services only: what staff see is what happened."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -94,6 +90,14 @@ class RecordAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class RecordAdmin(ReadOnly, admin.ModelAdmin):
+    """Read-only, and fast on tables of any size."""
+
+    paginator = LargeTablePaginator
+    show_full_result_count = False
+    list_per_page = 100
 
     def admin_url(self, model: type, view: str, *args: Any) -> str:
         opts = model._meta
@@ -167,7 +171,7 @@ class DeliveryStatusFilter(admin.SimpleListFilter):
             return queryset.none()
 
 
-class DeliveryReportInline(admin.TabularInline):
+class DeliveryReportInline(ReadOnly, admin.TabularInline):
     model = DeliveryReport
     extra = 0
     can_delete = False
@@ -183,15 +187,6 @@ class DeliveryReportInline(admin.TabularInline):
     )
     readonly_fields = fields
     verbose_name_plural = _("delivery reports (as received)")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description=_("raw"))
     def raw_pretty(self, report: DeliveryReport) -> SafeString | str:
